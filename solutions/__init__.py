@@ -1,0 +1,1 @@
+"""Reference answers to the lessons: same modules, functions and docstrings as `lessons/`."""

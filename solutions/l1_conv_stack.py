@@ -1,0 +1,67 @@
+"""Lesson 1: the convolutional stack.
+
+The report trains two networks. Both start with the same kind of stack: convolutions that find
+local patterns, ReLUs that keep the positive responses, and max-pools that shrink the picture.
+Before writing the layers you need one formula, the output size of a sliding window, because it
+decides how many numbers reach the classifier and how small an image the network accepts.
+
+Docs: docs/lessons/l1-conv-stack.md. Tests: `pytest -m l1`.
+"""
+
+from torch import nn
+
+
+def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0) -> int:
+    """Output length along one axis of a convolution or pooling window: ⌊(size + 2·padding − kernel_size) / stride⌋ + 1.
+
+    `size` is the input length (height or width) in pixels; the same formula serves `nn.Conv2d`
+    and `nn.MaxPool2d` (without dilation or ceil mode). A result below 1 means the window does
+    not fit. Example: `conv_output_size(224, 11, stride=4, padding=2) == 55`.
+    """
+    return (size + 2 * padding - kernel_size) // stride + 1
+
+
+def alexnet_features() -> nn.Sequential:
+    """The report's AlexNet feature stack: five convolutions, 3 → 64 → 192 → 384 → 256 → 256 channels.
+
+    Layer for layer: Conv(11, stride 4, padding 2), ReLU, MaxPool(3, stride 2), Conv(5, padding 2),
+    ReLU, MaxPool(3, stride 2), Conv(3, padding 1), ReLU, Conv(3, padding 1), ReLU, Conv(3,
+    padding 1), ReLU, MaxPool(3, stride 2); every ReLU `inplace=True`. Input (N, 3, H, W) with
+    H, W ≥ 63; output (N, 256, h, w), e.g. (N, 256, 6, 6) for 224 × 224 images.
+    """
+    return nn.Sequential(
+        nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.Conv2d(64, 192, kernel_size=5, padding=2),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.Conv2d(192, 384, kernel_size=3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(384, 256, kernel_size=3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(256, 256, kernel_size=3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2),
+    )
+
+
+def simplified_features() -> nn.Sequential:
+    """The report's "simplified" stack: AlexNet's first three convolutions, 3 → 64 → 192 → 384 channels.
+
+    Layer for layer: Conv(11, stride 4, padding 2), ReLU, MaxPool(3, stride 2), Conv(5, padding 2),
+    ReLU, MaxPool(3, stride 2), Conv(3, padding 1), ReLU, MaxPool(3, stride 2); every ReLU
+    `inplace=True`. Input (N, 3, H, W) with H, W ≥ 63; output (N, 384, h, w), e.g.
+    (N, 384, 6, 6) for 224 × 224 images.
+    """
+    return nn.Sequential(
+        nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.Conv2d(64, 192, kernel_size=5, padding=2),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.Conv2d(192, 384, kernel_size=3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2),
+    )

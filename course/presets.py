@@ -23,7 +23,7 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "smoke": Preset("smoke", 64, 16, 0.25, 2, 16, "the whole pipeline in under a minute on 2 CPU cores"),
-    "cpu": Preset("cpu", 64, 400, 0.25, 20, 32, "the report's findings on a laptop: all five report runs in under 15 minutes on 2 cores"),
+    "cpu": Preset("cpu", 64, 240, 0.25, 20, 32, "the report's findings on a laptop: all five report runs in under 15 minutes on 2 cores"),
     "full": Preset("full", 224, None, 0.2, 50, 64, "the report's scale: 224 x 224, every image, 50 epochs; meant for a GPU"),
 }
 
